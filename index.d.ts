@@ -1,0 +1,77 @@
+/** The logger the agent writes to: the shape of `@atbb/logger`. Pino-style loggers work too. */
+export interface Logger {
+  info(message: string, context?: Record<string, unknown>): void
+  warn(message: string, context?: Record<string, unknown>): void
+  error(message: string, context?: Record<string, unknown>): void
+  debug(message: string, context?: Record<string, unknown>): void
+}
+
+/**
+ * Which binding artifact the generated loader actually loaded: `'native'` for
+ * a native addon, otherwise the `platformArchABI` of the WASI flavor. Every
+ * flavor napi-rs can build is listed, because `NAPI_RS_NATIVE_LIBRARY_PATH`
+ * can point the loader at a WASI artifact this package does not build itself.
+ */
+export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
+
+/**
+ * Logs in to a PDS as the forum account and keeps the session alive: retries transient
+ * failures, never retries rejected credentials, refreshes the session before its access token
+ * expires, and reports its health.
+ */
+export declare class ForumAgent {
+  /**
+   * Creates an agent; no request is sent until `initialize()`. Throws a `TypeError` or
+   * `RangeError` naming the argument when an argument is invalid.
+   */
+  constructor(pdsUrl: string, handle: string, password: string, logger: Logger, options?: ForumAgentOptions)
+  /**
+   * Logs in to the PDS. Resolves once the first attempt has ended: logged in, rejected, or
+   * a retry scheduled (retries go on in the background). Never rejects because of the PDS.
+   * Repeated and concurrent calls share one login; after `shutdown()` it starts afresh.
+   */
+  initialize(): Promise<void>
+  /** Reports whether the agent holds a usable session. */
+  isAuthenticated(): boolean
+  /** Returns the agent for writes to the forum's repo, or `null` while not authenticated. */
+  getAgent(): null
+  /** Returns the agent's health: status, whether it is authenticated, and retry details. */
+  getStatus(): ForumAgentState
+  /**
+   * Stops refreshing and retrying, aborts any request in flight, and forgets the session.
+   * After it resolves no request is sent and the logger is not called again.
+   */
+  shutdown(): Promise<void>
+}
+
+/** Tuning for retries, refresh and timeouts. Every field is optional. */
+export interface ForumAgentOptions {
+  /**
+   * Delay before each retry of a transient failure, in milliseconds; retries past the end
+   * reuse the last one. Default `[10000, 30000, 60000, 300000, 600000]`.
+   */
+  retryDelaysMs?: Array<number>
+  /** Retries after the first attempt before giving up. Default 5. */
+  maxRetries?: number
+  /** Longest gap between proactive session refreshes, in milliseconds. Default 1800000. */
+  refreshIntervalMs?: number
+  /** Timeout of each HTTP request to the PDS, in milliseconds. Default 30000. */
+  requestTimeoutMs?: number
+}
+
+/** A snapshot of the agent's health, for health checks. */
+export interface ForumAgentState {
+  status: ForumAgentStatus
+  authenticated: boolean
+  /** When the latest login attempt started. */
+  lastAuthAttempt?: Date
+  /** When the next login attempt starts; only while `retrying`. */
+  nextRetryAt?: Date
+  /** Transient failures so far; only while `retrying`. */
+  retryCount?: number
+  /** What went wrong, when something did. */
+  error?: string
+}
+
+/** Health of the agent's session with the PDS. */
+export type ForumAgentStatus = 'initializing' | 'authenticated' | 'retrying' | 'failed' | 'unavailable'

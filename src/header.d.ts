@@ -1,0 +1,7 @@
+/** The logger the agent writes to: the shape of `@atbb/logger`. Pino-style loggers work too. */
+export interface Logger {
+  info(message: string, context?: Record<string, unknown>): void
+  warn(message: string, context?: Record<string, unknown>): void
+  error(message: string, context?: Record<string, unknown>): void
+  debug(message: string, context?: Record<string, unknown>): void
+}
