@@ -1,3 +1,5 @@
+import type { Agent } from '@atproto/api'
+
 /** The logger the agent writes to: the shape of `@atbb/logger`. Pino-style loggers work too. */
 export interface Logger {
   info(message: string, context?: Record<string, unknown>): void
@@ -5,6 +7,9 @@ export interface Logger {
   error(message: string, context?: Record<string, unknown>): void
   debug(message: string, context?: Record<string, unknown>): void
 }
+
+/** The Agent that `getAgent()` returns: `@atproto/api`'s Agent plus the session it acts as. */
+export type ForumAgentApi = Agent & { readonly session: ForumAgentSession }
 
 /**
  * Which binding artifact the generated loader actually loaded: `'native'` for
@@ -31,17 +36,38 @@ export declare class ForumAgent {
    * Repeated and concurrent calls share one login; after `shutdown()` it starts afresh.
    */
   initialize(): Promise<void>
-  /** Reports whether the agent holds a usable session. */
+  /** Reports whether the agent has a usable session. */
   isAuthenticated(): boolean
-  /** Returns the agent for writes to the forum's repo, or `null` while not authenticated. */
-  getAgent(): null
+  /**
+   * Returns an `Agent` of the application's `@atproto/api` for writes to the forum's repo,
+   * or `null` while not authenticated. The same Agent is returned each time; its requests
+   * carry the current access token and survive refreshes. Throws when `@atproto/api` is not
+   * installed.
+   */
+  getAgent(): ForumAgentApi | null
   /** Returns the agent's health: status, whether it is authenticated, and retry details. */
   getStatus(): ForumAgentState
   /**
-   * Stops refreshing and retrying, aborts any request in flight, and forgets the session.
+   * Stops refreshing and retrying, aborts any request in flight, and drops the session.
    * After it resolves no request is sent and the logger is not called again.
    */
   shutdown(): Promise<void>
+}
+
+/**
+ * The session manager inside the Agent that `getAgent()` returns, implementing the
+ * `SessionManager` interface of `@atproto/api` (`did` and `fetchHandler`, the latter in
+ * `index.js`). Created by `getAgent()`, not by `new`.
+ */
+export declare class NativeSessionManager {
+  /** Returns the DID of the session, or `undefined` while logged out. */
+  get did(): string | null
+  get session(): ForumAgentSession | null
+  /**
+   * Sends one request to the PDS with the session's access token. `url` is relative to the
+   * PDS (`/xrpc/<nsid>?<params>`); `headers` alternates names and values.
+   */
+  fetch(method: string, url: string, headers: Array<string>, body?: string | Uint8Array | undefined | null): Promise<NativeResponse>
 }
 
 /** Tuning for retries, refresh and timeouts. Every field is optional. */
@@ -53,10 +79,20 @@ export interface ForumAgentOptions {
   retryDelaysMs?: Array<number>
   /** Retries after the first attempt before giving up. Default 5. */
   maxRetries?: number
-  /** Longest gap between proactive session refreshes, in milliseconds. Default 1800000. */
+  /** Maximum gap between proactive session refreshes, in milliseconds. Default 1800000. */
   refreshIntervalMs?: number
   /** Timeout of each HTTP request to the PDS, in milliseconds. Default 30000. */
   requestTimeoutMs?: number
+}
+
+/** The public part of the session: who the agent is logged in as. No tokens. */
+export interface ForumAgentSession {
+  did: string
+  handle: string
+  email?: string
+  emailConfirmed?: boolean
+  active?: boolean
+  status?: string
 }
 
 /** A snapshot of the agent's health, for health checks. */
@@ -69,9 +105,17 @@ export interface ForumAgentState {
   nextRetryAt?: Date
   /** Transient failures so far; only while `retrying`. */
   retryCount?: number
-  /** What went wrong, when something did. */
+  /** Message for the latest failure, when there is one. */
   error?: string
 }
 
 /** Health of the agent's session with the PDS. */
 export type ForumAgentStatus = 'initializing' | 'authenticated' | 'retrying' | 'failed' | 'unavailable'
+
+/** A response read in full, for `index.js` to turn into a `Response`. */
+export interface NativeResponse {
+  status: number
+  /** Header names and values, alternating. */
+  headers: Array<string>
+  body: Buffer
+}

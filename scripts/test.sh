@@ -10,7 +10,7 @@ step "cargo test"
 cargo test
 
 step "build the addon"
-npx napi build --platform --dts index.d.ts
+npm run build:debug
 
 step "install the local PDS"
 bash tools/local-pds/setup.sh

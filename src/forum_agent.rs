@@ -1,10 +1,10 @@
-//! The `ForumAgent` class that JavaScript sees.
+//! The `ForumAgent` class exported to JavaScript.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
-use napi::bindgen_prelude::{JsRangeError, JsTypeError, Null, PromiseRaw, Unknown};
+use napi::bindgen_prelude::{JsRangeError, JsTypeError, PromiseRaw, Unknown};
 use napi::{Env, Error, Result, Status};
 use napi_derive::napi;
 
@@ -13,6 +13,7 @@ use crate::core::secret::Secret;
 use crate::core::status::{AgentState, Status as CoreStatus};
 use crate::logger::JsLogger;
 use crate::options::{self, ArgumentError};
+use crate::session_bridge::NativeSessionManager;
 
 /// Health of the agent's session with the PDS.
 #[napi(string_enum = "lowercase")]
@@ -40,7 +41,7 @@ pub struct ForumAgentState {
     pub next_retry_at: Option<DateTime<Utc>>,
     /// Transient failures so far; only while `retrying`.
     pub retry_count: Option<u32>,
-    /// What went wrong, when something did.
+    /// Message for the latest failure, when there is one.
     pub error: Option<String>,
 }
 
@@ -55,7 +56,7 @@ pub struct ForumAgentOptions {
     pub retry_delays_ms: Option<Vec<u32>>,
     /// Retries after the first attempt before giving up. Default 5.
     pub max_retries: Option<u32>,
-    /// Longest gap between proactive session refreshes, in milliseconds. Default 1800000.
+    /// Maximum gap between proactive session refreshes, in milliseconds. Default 1800000.
     pub refresh_interval_ms: Option<u32>,
     /// Timeout of each HTTP request to the PDS, in milliseconds. Default 30000.
     pub request_timeout_ms: Option<u32>,
@@ -127,16 +128,22 @@ impl ForumAgent {
         })
     }
 
-    /// Reports whether the agent holds a usable session.
+    /// Reports whether the agent has a usable session.
     #[napi]
     pub fn is_authenticated(&self) -> bool {
         self.core.state().authenticated
     }
 
-    /// Returns the agent for writes to the forum's repo, or `null` while not authenticated.
-    #[napi(ts_return_type = "null")]
-    pub fn get_agent(&self) -> Null {
-        Null
+    /// Returns an `Agent` of the application's `@atproto/api` for writes to the forum's repo,
+    /// or `null` while not authenticated. The same Agent is returned each time; its requests
+    /// carry the current access token and survive refreshes. Throws when `@atproto/api` is not
+    /// installed.
+    #[napi(ts_return_type = "ForumAgentApi | null")]
+    pub fn get_agent(&self) -> Option<NativeSessionManager> {
+        if !self.core.state().authenticated || self.core.session().is_none() {
+            return None;
+        }
+        Some(NativeSessionManager::new(Arc::clone(&self.core)))
     }
 
     /// Returns the agent's health: status, whether it is authenticated, and retry details.
@@ -145,7 +152,7 @@ impl ForumAgent {
         ForumAgentState::from(self.core.state())
     }
 
-    /// Stops refreshing and retrying, aborts any request in flight, and forgets the session.
+    /// Stops refreshing and retrying, aborts any request in flight, and drops the session.
     /// After it resolves no request is sent and the logger is not called again.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn shutdown<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
@@ -184,8 +191,8 @@ fn to_date(time: SystemTime) -> DateTime<Utc> {
     DateTime::<Utc>::from(time)
 }
 
-/// Throws `err` as a JavaScript `TypeError` or `RangeError` and returns the error that tells
-/// napi an exception is already pending.
+/// Throws `err` as a JavaScript `TypeError` or `RangeError`. The returned error signals to napi
+/// that an exception is already pending.
 fn throw_argument_error(env: &Env, err: ArgumentError) -> Error {
     // SAFETY: `env` is the environment of the constructor call running on this thread.
     unsafe {

@@ -1,3 +1,5 @@
+import type { Agent } from '@atproto/api'
+
 /** The logger the agent writes to: the shape of `@atbb/logger`. Pino-style loggers work too. */
 export interface Logger {
   info(message: string, context?: Record<string, unknown>): void
@@ -5,3 +7,6 @@ export interface Logger {
   error(message: string, context?: Record<string, unknown>): void
   debug(message: string, context?: Record<string, unknown>): void
 }
+
+/** The Agent that `getAgent()` returns: `@atproto/api`'s Agent plus the session it acts as. */
+export type ForumAgentApi = Agent & { readonly session: ForumAgentSession }

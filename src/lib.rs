@@ -7,3 +7,4 @@ pub mod core;
 mod forum_agent;
 mod logger;
 mod options;
+mod session_bridge;

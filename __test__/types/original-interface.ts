@@ -1,7 +1,8 @@
 // Compiled by types.test.mjs with `tsc --strict`: fails to compile when the generated
 // index.d.ts drifts from the public interface of the original TypeScript ForumAgent.
 import { ForumAgent } from "../../index.js";
-import type { ForumAgentState, ForumAgentStatus, Logger } from "../../index.js";
+import type { ForumAgentApi, ForumAgentState, ForumAgentStatus, Logger } from "../../index.js";
+import type { Agent } from "@atproto/api";
 
 // The original class's public types, written out in full.
 type OriginalStatus = "initializing" | "authenticated" | "retrying" | "failed" | "unavailable";
@@ -45,14 +46,25 @@ export type IsAuthenticated = Assert<Equal<ForumAgent["isAuthenticated"], () => 
 export type GetStatus = Assert<Equal<ReturnType<ForumAgent["getStatus"]>, OriginalState>>;
 export type Shutdown = Assert<Equal<ForumAgent["shutdown"], () => Promise<void>>>;
 export type GetAgentTakesNothing = Assert<Equal<Parameters<ForumAgent["getAgent"]>, []>>;
-export type GetAgentNullable = Assert<null extends ReturnType<ForumAgent["getAgent"]> ? true : false>;
+export type GetAgentReturn = Assert<Equal<ReturnType<ForumAgent["getAgent"]>, ForumAgentApi | null>>;
+export type ApiIsAgent = Assert<ForumAgentApi extends Agent ? true : false>;
+export type ApiIsNotAny = Assert<Equal<0 extends 1 & ForumAgentApi ? true : false, false>>;
+export type SessionHasNoTokens = Assert<
+  Equal<keyof ForumAgentApi["session"], "did" | "handle" | "email" | "emailConfirmed" | "active" | "status">
+>;
 
 // Code written against the original class compiles unchanged.
 export async function useLikeTheOriginal(logger: OriginalLogger): Promise<OriginalState> {
   const agent = new ForumAgent("http://127.0.0.1:2583", "forum.example", "app-password", logger);
   await agent.initialize();
-  if (agent.isAuthenticated()) {
-    agent.getAgent();
+  const api = agent.getAgent();
+  if (api !== null) {
+    await api.com.atproto.repo.putRecord({
+      repo: api.session.did,
+      collection: "space.atbb.forum.category",
+      rkey: "general",
+      record: { name: "General" },
+    });
   }
   const state: OriginalState = agent.getStatus();
   await agent.shutdown();

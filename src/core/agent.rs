@@ -20,7 +20,7 @@ use super::status::{
 };
 use super::xrpc::{SessionApi, XrpcClient};
 
-/// What the agent needs to log in: where, as whom, and how patiently.
+/// Login settings: the PDS, the account, and the retry and refresh tuning.
 #[derive(Debug)]
 pub struct Config {
     pub service: Url,
@@ -42,6 +42,7 @@ impl Config {
 /// State shared between the public handle and the task that drives the session.
 pub(crate) struct Shared {
     pub(crate) config: Config,
+    client: XrpcClient,
     session_api: Arc<dyn SessionApi>,
     sink: Arc<dyn LogSink>,
     state: Mutex<AgentState>,
@@ -65,9 +66,11 @@ pub struct AgentCore {
     run: tokio::sync::Mutex<Option<Run>>,
     /// Parent of every run's cancellation token, cancelled on drop.
     lifetime: CancellationToken,
+    /// Cancelled by `shutdown()` to reject the application's requests in flight, then replaced.
+    requests: Mutex<CancellationToken>,
 }
 
-/// Where the session loop goes after the refresh phase ends.
+/// Next step of the session loop after the refresh phase ends.
 enum AfterRefresh {
     LogInAgain,
     Stop,
@@ -76,18 +79,26 @@ enum AfterRefresh {
 impl AgentCore {
     pub fn new(config: Config, sink: Arc<dyn LogSink>) -> Result<Self, XrpcError> {
         let client = XrpcClient::new(config.service.clone(), config.request_timeout)?;
-        Ok(Self::with_session_api(config, Arc::new(client), sink))
+        Ok(Self::with_session_api(
+            config,
+            client.clone(),
+            Arc::new(client),
+            sink,
+        ))
     }
 
-    /// Builds an agent whose login and refresh calls go to `session_api`.
+    /// Builds an agent whose login and refresh calls go to `session_api`, and the
+    /// application's requests to `client`.
     pub fn with_session_api(
         config: Config,
+        client: XrpcClient,
         session_api: Arc<dyn SessionApi>,
         sink: Arc<dyn LogSink>,
     ) -> Self {
         let state = AgentState::initial(config.credentials_configured());
         let shared = Shared {
             config,
+            client,
             session_api,
             sink,
             state: Mutex::new(state),
@@ -100,6 +111,7 @@ impl AgentCore {
             shared: Arc::new(shared),
             run: tokio::sync::Mutex::new(None),
             lifetime: CancellationToken::new(),
+            requests: Mutex::new(CancellationToken::new()),
         }
     }
 
@@ -109,6 +121,21 @@ impl AgentCore {
 
     pub fn session(&self) -> Option<Arc<Session>> {
         self.shared.session.borrow().clone()
+    }
+
+    pub(crate) fn subscribe_session(&self) -> watch::Receiver<Option<Arc<Session>>> {
+        self.shared.session.subscribe()
+    }
+
+    pub(crate) fn client(&self) -> &XrpcClient {
+        &self.shared.client
+    }
+
+    pub(crate) fn requests_cancelled(&self) -> CancellationToken {
+        self.requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Asks for a refresh because a request found the access token of session `generation`
@@ -161,10 +188,13 @@ impl AgentCore {
         }
     }
 
-    /// Stops the session task, aborting any request in flight, and forgets the session. When
+    /// Stops the session task, aborting any request in flight, and drops the session. When
     /// this returns the task has ended, so no further request or log record comes from it.
     pub async fn shutdown(&self) {
         let mut run = self.run.lock().await;
+        let requests =
+            std::mem::take(&mut *self.requests.lock().unwrap_or_else(PoisonError::into_inner));
+        requests.cancel();
         if let Some(run) = run.take() {
             run.cancel.cancel();
             // A JoinError here means the task panicked; the task is gone either way.
@@ -180,6 +210,7 @@ impl AgentCore {
 impl Drop for AgentCore {
     fn drop(&mut self) {
         self.lifetime.cancel();
+        self.requests_cancelled().cancel();
     }
 }
 

@@ -4,6 +4,7 @@ pub mod agent;
 pub mod error;
 pub mod jwt;
 pub mod log;
+pub mod request;
 pub mod retry;
 pub mod secret;
 pub mod session;

@@ -15,14 +15,14 @@ use forum_agent::core::log::{LogRecord, LogSink};
 use forum_agent::core::retry::RetryPolicy;
 use forum_agent::core::secret::Secret;
 use forum_agent::core::session::SessionResponse;
-use forum_agent::core::xrpc::{BoxFuture, SessionApi};
+use forum_agent::core::xrpc::{BoxFuture, SessionApi, XrpcClient};
 use tokio::time::Instant;
 
 pub const HANDLE: &str = "atbb-forum.test";
 pub const PASSWORD: &str = "correct-horse-battery";
 pub const DID: &str = "did:plc:forumtest";
 
-/// One scripted answer: a session whose access token lives `access_lifetime`, or an error.
+/// One scripted reply: a session whose access token lives `access_lifetime`, or an error.
 pub enum Reply {
     Session { access_lifetime: Duration },
     Fail(XrpcError),
@@ -65,8 +65,8 @@ struct Script {
     serial: u32,
 }
 
-/// A PDS that answers session calls from a script. An empty script answers with a session that
-/// lives two hours, like the reference PDS.
+/// A PDS that replies to session calls from a script. Once the script is used up it replies
+/// with a session that lives two hours, like the reference PDS.
 #[derive(Clone, Default)]
 pub struct ScriptedPds {
     script: Arc<Mutex<Script>>,
@@ -91,7 +91,7 @@ impl ScriptedPds {
         self.script.lock().unwrap().refresh_calls.clone()
     }
 
-    /// Every access and refresh token the script has issued.
+    /// Returns every access and refresh token the script has issued.
     pub fn issued_tokens(&self) -> Vec<String> {
         self.script.lock().unwrap().issued_tokens.clone()
     }
@@ -150,7 +150,7 @@ impl SessionApi for ScriptedPds {
     }
 }
 
-/// An access token that expires `lifetime` after the current wall-clock time.
+/// Builds an access token that expires `lifetime` after the current wall-clock time.
 pub fn access_token(lifetime: Duration, serial: u32) -> String {
     let exp = (SystemTime::now() + lifetime)
         .duration_since(UNIX_EPOCH)
@@ -194,7 +194,13 @@ pub fn config(retry: RetryPolicy) -> Config {
 }
 
 pub fn agent(config: Config, pds: &ScriptedPds, logger: &RecordingLogger) -> AgentCore {
-    AgentCore::with_session_api(config, Arc::new(pds.clone()), Arc::new(logger.clone()))
+    let client = XrpcClient::new(config.service.clone(), config.request_timeout).unwrap();
+    AgentCore::with_session_api(
+        config,
+        client,
+        Arc::new(pds.clone()),
+        Arc::new(logger.clone()),
+    )
 }
 
 /// Lets virtual time pass, firing every timer due in between in order, then lets the agent's
