@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -70,9 +72,16 @@ struct Script {
 #[derive(Clone, Default)]
 pub struct ScriptedPds {
     script: Arc<Mutex<Script>>,
+    refresh_delay: Arc<Mutex<Duration>>,
 }
 
 impl ScriptedPds {
+    /// Makes each refreshSession take `delay` before it replies.
+    pub fn delay_refresh(&self, delay: Duration) -> &Self {
+        *self.refresh_delay.lock().unwrap() = delay;
+        self
+    }
+
     pub fn login(&self, reply: Reply) -> &Self {
         self.script.lock().unwrap().logins.push_back(reply);
         self
@@ -146,7 +155,11 @@ impl SessionApi for ScriptedPds {
         &'a self,
         refresh_token: &'a Secret,
     ) -> BoxFuture<'a, Result<SessionResponse, XrpcError>> {
-        Box::pin(async move { self.answer(true, refresh_token) })
+        let delay = *self.refresh_delay.lock().unwrap();
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            self.answer(true, refresh_token)
+        })
     }
 }
 
