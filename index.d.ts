@@ -62,6 +62,9 @@ export declare class ForumAgent {
 export declare class NativeSessionManager {
   /** Returns the DID of the session, or `undefined` while logged out. */
   get did(): string | null
+  /** Returns the timeout of each request to the PDS, in milliseconds. */
+  get requestTimeoutMs(): number
+  /** Returns the public part of the session, or `undefined` while logged out. */
   get session(): ForumAgentSession | null
   /**
    * Sends one request to the PDS with the session's access token. `url` is relative to the

@@ -3,10 +3,8 @@
 // whose requests go through the Rust core.
 "use strict";
 
-module.exports = require("./binding.js");
+const binding = require("./binding.js");
 
-const { ForumAgent } = module.exports;
-const nativeGetAgent = ForumAgent.prototype.getAgent;
 const agents = new WeakMap();
 let AgentClass = null;
 
@@ -32,47 +30,69 @@ function loadAgentClass() {
   return AgentClass;
 }
 
+/**
+ * Reads a fetch-style request body into a string or bytes for the core, with the content type
+ * that fetch would add for it (a FormData boundary, a Blob's type).
+ */
 async function readBody(body) {
   if (body === undefined || body === null) {
-    return undefined;
+    return { body: undefined };
   }
-  if (typeof body === "string" || body instanceof Uint8Array) {
-    return body;
+  if (typeof body === "string") {
+    return { body, contentType: "text/plain;charset=UTF-8" };
+  }
+  if (body instanceof Uint8Array) {
+    return { body };
   }
   if (body instanceof ArrayBuffer) {
-    return new Uint8Array(body);
+    return { body: new Uint8Array(body) };
   }
   if (ArrayBuffer.isView(body)) {
-    return new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
+    return { body: new Uint8Array(body.buffer, body.byteOffset, body.byteLength) };
   }
   if (body instanceof URLSearchParams) {
-    return body.toString();
+    return { body: body.toString(), contentType: "application/x-www-form-urlencoded;charset=UTF-8" };
   }
   // Blob, FormData, ReadableStream and async iterables: let Response read them.
-  return new Uint8Array(await new Response(body).arrayBuffer());
+  const response = new Response(body);
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  return { body: bytes, contentType: response.headers.get("content-type") ?? undefined };
 }
 
-function headerList(headers) {
+function headerList(headers, contentType) {
   const list = [];
-  for (const [name, value] of new Headers(headers ?? undefined)) {
+  const merged = new Headers(headers ?? undefined);
+  if (contentType !== undefined && !merged.has("content-type")) {
+    merged.set("content-type", contentType);
+  }
+  for (const [name, value] of merged) {
     list.push(name, value);
   }
   return list;
 }
 
 /**
- * Settles with `promise`, or rejects with the signal's reason once `signal` aborts.
+ * Settles with `promise`; rejects with the signal's reason once `signal` aborts (at once if it
+ * already has), or with a timeout error after `timeoutMs`.
  * NOTE: an aborted request is not cancelled in the core; it may still reach the PDS, and its
  * response is discarded.
  */
-function untilAborted(promise, signal) {
-  if (!signal) {
-    return promise;
-  }
+function settleWithin(promise, signal, timeoutMs, what) {
   return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
     const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+    const timer =
+      timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => reject(new Error(`${what} timed out after ${timeoutMs} ms`)), timeoutMs);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+    });
   });
 }
 
@@ -84,17 +104,23 @@ function createAgent(sessionManager) {
       return sessionManager.did ?? undefined;
     },
     async fetchHandler(url, init = {}) {
-      init.signal?.throwIfAborted();
-      const body = await readBody(init.body);
-      const method = init.method ?? "GET";
-      const pending = sessionManager.fetch(method, String(url), headerList(init.headers), body);
-      const response = await untilAborted(pending, init.signal);
-      const headers = [];
+      const { signal } = init;
+      signal?.throwIfAborted();
+      const timeoutMs = sessionManager.requestTimeoutMs;
+      const { body, contentType } = await settleWithin(readBody(init.body), signal, timeoutMs, "reading the request body");
+      const headers = headerList(init.headers, contentType);
+      const pending = sessionManager.fetch(init.method ?? "GET", String(url), headers, body);
+      const response = await settleWithin(pending, signal);
+
+      if (response.status < 200 || response.status > 599) {
+        throw new Error(`the PDS returned HTTP status ${response.status}, which is outside 200-599`);
+      }
+      const responseHeaders = [];
       for (let i = 0; i < response.headers.length; i += 2) {
-        headers.push([response.headers[i], response.headers[i + 1]]);
+        responseHeaders.push([response.headers[i], response.headers[i + 1]]);
       }
       const responseBody = NULL_BODY_STATUSES.has(response.status) ? null : response.body;
-      return new Response(responseBody, { status: response.status, headers });
+      return new Response(responseBody, { status: response.status, headers: responseHeaders });
     },
   };
 
@@ -106,15 +132,26 @@ function createAgent(sessionManager) {
   return agent;
 }
 
-ForumAgent.prototype.getAgent = function getAgent() {
-  const sessionManager = nativeGetAgent.call(this);
-  if (sessionManager === null || sessionManager === undefined) {
-    return null;
+/**
+ * The native ForumAgent, with getAgent() returning an @atproto/api Agent. Being a JavaScript
+ * class, it also throws a TypeError when called without `new`.
+ */
+class ForumAgent extends binding.ForumAgent {
+  getAgent() {
+    const sessionManager = super.getAgent();
+    if (sessionManager === null || sessionManager === undefined) {
+      return null;
+    }
+    let agent = agents.get(this);
+    if (agent === undefined) {
+      agent = createAgent(sessionManager);
+      agents.set(this, agent);
+    }
+    return agent;
   }
-  let agent = agents.get(this);
-  if (agent === undefined) {
-    agent = createAgent(sessionManager);
-    agents.set(this, agent);
-  }
-  return agent;
-};
+}
+
+module.exports.ForumAgent = ForumAgent;
+module.exports.NativeSessionManager = binding.NativeSessionManager;
+module.exports.__napiBindingTarget = binding.__napiBindingTarget;
+module.exports.ForumAgentStatus = binding.ForumAgentStatus;

@@ -262,6 +262,110 @@ test("stopped PDS rejects, not hangs", async () => {
   await agent.shutdown();
 });
 
+test("ForumAgent requires new", () => {
+  assert.throws(() => ForumAgent(proxy.url, pds.handle, pds.password, recordingLogger()), TypeError);
+});
+
+test("aborted call rejects", async () => {
+  const agent = forumAgent.getAgent();
+  const controller = new AbortController();
+
+  const call = agent.com.atproto.repo.describeRepo({ repo: pds.did }, { signal: controller.signal });
+  controller.abort();
+
+  await assert.rejects(call, (error) => {
+    assert.match(`${error.name} ${error.message} ${error.cause?.name}`, /AbortError|aborted/);
+    return true;
+  });
+  await assert.rejects(
+    agent.com.atproto.repo.describeRepo({ repo: pds.did }, { signal: AbortSignal.abort() }),
+    /aborted/,
+  );
+});
+
+test("stalled request body is bounded", async () => {
+  const agent = new ForumAgent(proxy.url, pds.handle, pds.password, recordingLogger(), { requestTimeoutMs: 500 });
+  await agent.initialize();
+  const api = agent.getAgent();
+  const stalled = () => new ReadableStream({ pull: () => new Promise(() => {}) });
+
+  await assert.rejects(api.uploadBlob(stalled(), { encoding: "image/png" }), (error) => {
+    assert.match(`${error.message} ${error.cause?.message}`, /reading the request body timed out after 500 ms/);
+    return true;
+  });
+  await assert.rejects(
+    api.uploadBlob(stalled(), { encoding: "image/png", signal: AbortSignal.timeout(100) }),
+    (error) => {
+      assert.match(`${error.name} ${error.message} ${error.cause?.name}`, /TimeoutError|timed out|aborted/);
+      return true;
+    },
+  );
+  await agent.shutdown();
+});
+
+test("FormData body keeps its content type", async () => {
+  proxy.reset();
+  const agent = forumAgent.getAgent();
+  const form = new FormData();
+  form.append("field", "value");
+
+  await agent.call("com.atproto.repo.uploadBlob", {}, form).catch(() => {});
+
+  const [request] = proxy.requests.filter((entry) => entry.nsid === "com.atproto.repo.uploadBlob");
+  assert.match(request.headers["content-type"], /^multipart\/form-data; boundary=/);
+});
+
+test("response header bytes pass through", async () => {
+  // The same non-ASCII header bytes, read by fetch and through the agent, must give the same
+  // string: fetch maps each byte to one character.
+  const fault = {
+    type: "status",
+    status: 400,
+    error: "InvalidRequest",
+    headers: { "x-odd": "caf\u00e9" },
+    methods: ["com.atproto.repo.describeRepo"],
+    times: 1,
+  };
+  proxy.setFault(fault);
+  const direct = await fetch(`${proxy.url}/xrpc/com.atproto.repo.describeRepo?repo=${pds.did}`);
+  const expected = direct.headers.get("x-odd");
+  proxy.setFault(fault);
+
+  await assert.rejects(forumAgent.getAgent().com.atproto.repo.describeRepo({ repo: pds.did }), (error) => {
+    assert.ok(error instanceof XRPCError);
+    assert.equal(error.status, 400);
+    assert.equal(error.headers["x-odd"], expected);
+    return true;
+  });
+});
+
+test("status outside 200-599 rejects", async () => {
+  proxy.setFault({ type: "status", status: 799, methods: ["com.atproto.repo.describeRepo"], times: 1 });
+
+  await assert.rejects(forumAgent.getAgent().com.atproto.repo.describeRepo({ repo: pds.did }), (error) => {
+    assert.ok(error instanceof XRPCError);
+    assert.match(`${error.message} ${error.cause?.message}`, /HTTP status 799/);
+    return true;
+  });
+});
+
+test("same-origin redirect is followed", async () => {
+  proxy.reset();
+  const location = `/xrpc/com.atproto.repo.describeRepo?repo=${encodeURIComponent(pds.did)}`;
+  proxy.setFault({
+    type: "status",
+    status: 307,
+    headers: { location },
+    methods: ["com.atproto.repo.describeRepo"],
+    times: 1,
+  });
+
+  const described = await forumAgent.getAgent().com.atproto.repo.describeRepo({ repo: pds.did });
+
+  assert.equal(described.data.did, pds.did);
+  assert.equal(proxy.count("com.atproto.repo.describeRepo"), 2);
+});
+
 test("getAgent without @atproto/api", async () => {
   const packageDir = fs.mkdtempSync(path.join(os.tmpdir(), "forum-agent-no-api-"));
   try {

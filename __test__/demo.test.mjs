@@ -37,6 +37,28 @@ test("demo app rejects bad bodies", async () => {
   }
 });
 
+test("demo app limits body size", async () => {
+  const response = await post(unavailableApp(), JSON.stringify({ name: "x", description: "y".repeat(20_000) }));
+
+  assert.equal(response.status, 413);
+});
+
+test("demo server rejects invalid PORT", async () => {
+  for (const port of ["abc", "70000", "-1"]) {
+    await assert.rejects(
+      run(process.execPath, ["examples/hono-forum/server.mjs"], {
+        cwd: root,
+        env: { ...process.env, FORUM_PDS_URL: "http://127.0.0.1:9", PORT: port },
+      }),
+      (error) => {
+        assert.equal(error.code, 2, port);
+        assert.match(error.stderr, /PORT must be a whole number from 0 to 65535/);
+        return true;
+      },
+    );
+  }
+});
+
 test("demo app answers 503 while unauthenticated", async () => {
   const app = unavailableApp();
 

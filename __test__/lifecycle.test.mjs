@@ -125,6 +125,48 @@ test("class logger keeps this", async () => {
   assert.deepEqual(logger.messages(), ["ForumAgent authenticated"]);
 });
 
+test("logger method looked up per call", async () => {
+  const calls = [];
+  const logger = { debug() {}, info: () => calls.push("original"), warn() {}, error() {} };
+  const agent = new ForumAgent(proxy.url, pds.handle, pds.password, logger);
+  logger.info = (message) => calls.push(`replaced: ${message}`);
+
+  await agent.initialize();
+  await agent.shutdown();
+
+  assert.deepEqual(calls, ["replaced: ForumAgent authenticated"]);
+});
+
+test("logger method removed later is skipped", async () => {
+  const logger = { debug() {}, info() {}, warn() {}, error() {} };
+  const agent = new ForumAgent(proxy.url, pds.handle, pds.password, logger);
+  delete logger.info;
+
+  await agent.initialize();
+  await agent.shutdown();
+
+  assert.equal(typeof logger.info, "undefined");
+});
+
+test("initialize and shutdown apply in call order", async () => {
+  const agent = new ForumAgent(proxy.url, pds.handle, pds.password, recordingLogger());
+  await agent.initialize();
+
+  for (let round = 0; round < 10; round += 1) {
+    const stopped = agent.shutdown();
+    await agent.initialize();
+    await stopped;
+    assert.equal(agent.getStatus().status, "authenticated", `round ${round}: shutdown then initialize`);
+
+    const started = agent.initialize();
+    await agent.shutdown();
+    await started;
+    assert.equal(agent.getStatus().status, "initializing", `round ${round}: initialize then shutdown`);
+    await agent.initialize();
+  }
+  await agent.shutdown();
+});
+
 test("logger calls arrive in order", async () => {
   proxy.reset();
   proxy.setFault({ type: "status", status: 503, methods: [CREATE_SESSION], times: 3 });

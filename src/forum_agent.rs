@@ -121,9 +121,12 @@ impl ForumAgent {
     /// Repeated and concurrent calls share one login; after `shutdown()` it starts afresh.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn initialize<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
+        // The turn is taken here, on the JavaScript thread, so that initialize() and shutdown()
+        // take effect in the order JavaScript called them.
+        let turn = self.core.take_turn();
         let core = Arc::clone(&self.core);
         env.spawn_future(async move {
-            core.initialize().await;
+            core.initialize_in_turn(turn).await;
             Ok(())
         })
     }
@@ -156,10 +159,11 @@ impl ForumAgent {
     /// After it resolves no request is sent and the logger is not called again.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn shutdown<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
+        let turn = self.core.take_turn();
         let core = Arc::clone(&self.core);
         let logger = Arc::clone(&self.logger);
         env.spawn_future(async move {
-            core.shutdown().await;
+            core.shutdown_in_turn(turn).await;
             logger.flush().await;
             Ok(())
         })

@@ -4,20 +4,17 @@
 use std::sync::Arc;
 
 use napi::bindgen_prelude::JsObjectValue;
-use napi::bindgen_prelude::{FnArgs, Function, FunctionRef, Object};
+use napi::bindgen_prelude::{FnArgs, Function, Object, Unknown};
 use napi::threadsafe_function::{
     ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode, UnknownReturnValue,
 };
-use napi::{sys, Env, Result, Status};
+use napi::{sys, Env, Result, Status, ValueType};
 use tokio::sync::watch;
 
 use crate::core::log::{Level, LogRecord, LogSink, Value};
 
-/// The four methods a logger must have, in the order of [`method_index`].
+/// The four methods a logger must have, indexed by [`method_index`].
 pub const METHODS: [&str; 4] = ["debug", "info", "warn", "error"];
-
-type LoggerArgs = FnArgs<(String, serde_json::Value)>;
-type LoggerMethod = FunctionRef<LoggerArgs, UnknownReturnValue>;
 
 /// A record on its way to the JavaScript thread. Dropping it, delivered or not, counts it as
 /// done, so `flush` cannot wait for a record the runtime discarded at exit.
@@ -41,37 +38,50 @@ impl Drop for PendingGuard {
     }
 }
 
+type DispatchArgs = FnArgs<(u32, String, serde_json::Value)>;
+
 /// A [`LogSink`] that calls `logger.info(message, context)` (and `debug`, `warn`, `error`) on
-/// the JavaScript thread, with `this` bound to the logger object.
+/// the JavaScript thread, with `this` bound to the logger object. The method is looked up at
+/// each call, as `this.logger.info(...)` would be, so a method replaced or spied on after
+/// construction is the one called.
 ///
 /// All records go through one weak ThreadsafeFunction: one queue keeps them in order, and a weak
 /// function does not keep the process alive. A logger that throws is ignored; the exception does
 /// not reach the host process.
 pub struct JsLogger {
-    queue: ThreadsafeFunction<Delivery, (), (), Status, false, true>,
+    queue: ThreadsafeFunction<Delivery, (), DispatchArgs, Status, false, true>,
     pending: Arc<watch::Sender<usize>>,
 }
 
 impl JsLogger {
-    /// Binds each logging method of `logger` to it. The caller has checked that all four
-    /// methods are functions.
+    /// Builds the bridge for `logger`. The caller has checked that its four methods are
+    /// functions.
     pub fn new(env: &Env, logger: &Object) -> Result<Self> {
-        let mut methods = Vec::with_capacity(METHODS.len());
-        for name in METHODS {
-            let method: Function<LoggerArgs, UnknownReturnValue> =
-                logger.get_named_property(name)?;
-            methods.push(method.bind(logger)?.create_ref()?);
-        }
-
-        let noop: Function<(), ()> =
-            env.create_function_from_closure("forumAgentLogDelivery", |_| Ok(()))?;
-        let queue = noop
+        // The dispatcher runs with `this` bound to the logger, so the ThreadsafeFunction keeps
+        // the logger alive through an ordinary JavaScript reference.
+        let dispatcher: Function<DispatchArgs, ()> =
+            env.create_function_from_closure("forumAgentLog", |call| {
+                dispatch(
+                    call.env,
+                    call.this()?,
+                    call.get(0)?,
+                    call.get(1)?,
+                    call.get(2)?,
+                );
+                Ok(())
+            })?;
+        let queue = dispatcher
+            .bind(logger)?
             .build_threadsafe_function::<Delivery>()
             .weak::<true>()
             .callee_handled::<false>()
-            .build_callback(move |context: ThreadsafeCallContext<Delivery>| {
-                deliver(&context.env, &methods, &context.value.record);
-                Ok(())
+            .build_callback(|call: ThreadsafeCallContext<Delivery>| {
+                let record = call.value.record;
+                Ok(FnArgs::from((
+                    method_index(record.level) as u32,
+                    record.message.to_owned(),
+                    context_object(&record),
+                )))
             })?;
 
         Ok(Self {
@@ -111,13 +121,7 @@ fn method_index(level: Level) -> usize {
     }
 }
 
-/// Calls the logger method for `record` on the JavaScript thread and discards whatever it
-/// throws.
-fn deliver(env: &Env, methods: &[LoggerMethod], record: &LogRecord) {
-    let Ok(method) = methods[method_index(record.level)].borrow_back(env) else {
-        return;
-    };
-
+fn context_object(record: &LogRecord) -> serde_json::Value {
     let context = record
         .context
         .iter()
@@ -129,15 +133,26 @@ fn deliver(env: &Env, methods: &[LoggerMethod], record: &LogRecord) {
             ((*key).to_owned(), value)
         })
         .collect::<serde_json::Map<_, _>>();
+    serde_json::Value::Object(context)
+}
 
-    // `call` takes the exception out of the environment when the logger throws. Turning a thrown
-    // value into an Error can itself throw (a thrown Symbol cannot become a string), so any
-    // exception still pending afterwards is cleared too.
-    let arguments = (
-        record.message.to_owned(),
-        serde_json::Value::Object(context),
-    );
-    let _ = method.call(FnArgs::from(arguments));
+/// Calls `logger[METHODS[level]](message, context)` on the JavaScript thread and discards
+/// whatever it throws. A method that is no longer a function is skipped.
+fn dispatch(env: &Env, logger: Object, level: u32, message: Unknown, context: Unknown) {
+    let name = METHODS[(level as usize).min(METHODS.len() - 1)];
+    if let Ok(method) = logger.get_named_property::<Unknown>(name) {
+        if method.get_type().ok() == Some(ValueType::Function) {
+            // SAFETY: the value was just checked to be a function.
+            let method: Result<Function<FnArgs<(Unknown, Unknown)>, UnknownReturnValue>> =
+                unsafe { method.cast() };
+            if let Ok(method) = method {
+                let _ = method.apply(logger, FnArgs::from((message, context)));
+            }
+        }
+    }
+
+    // A throwing logger, or a throwing getter for the method, leaves an exception pending. It
+    // must not reach the ThreadsafeFunction, because that would end the process.
     clear_pending_exception(env);
 }
 

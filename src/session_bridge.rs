@@ -53,6 +53,13 @@ impl NativeSessionManager {
         self.core.session().map(|session| session.did.clone())
     }
 
+    /// Returns the timeout of each request to the PDS, in milliseconds.
+    #[napi(getter)]
+    pub fn request_timeout_ms(&self) -> u32 {
+        u32::try_from(self.core.request_timeout().as_millis()).unwrap_or(u32::MAX)
+    }
+
+    /// Returns the public part of the session, or `undefined` while logged out.
     #[napi(getter)]
     pub fn session(&self) -> Option<ForumAgentSession> {
         self.core.session().map(|session| ForumAgentSession {

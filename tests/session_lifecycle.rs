@@ -462,3 +462,32 @@ async fn logs_never_contain_secrets() {
     }
     assert!(!format!("{:?}", agent.session()).contains("refresh-token"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn lifecycle_calls_apply_in_turn_order() {
+    let pds = ScriptedPds::default();
+    let logger = RecordingLogger::default();
+    let agent = agent(config(RetryPolicy::default()), &pds, &logger);
+    agent.initialize().await;
+
+    let shutdown_turn = agent.take_turn();
+    let initialize_turn = agent.take_turn();
+    // Polled in the opposite order of the turns: the initialize waits for the shutdown.
+    tokio::join!(
+        agent.initialize_in_turn(initialize_turn),
+        agent.shutdown_in_turn(shutdown_turn)
+    );
+
+    assert_eq!(agent.state().status, Status::Authenticated);
+    assert_eq!(pds.login_calls().len(), 2);
+
+    let initialize_turn = agent.take_turn();
+    let shutdown_turn = agent.take_turn();
+    tokio::join!(
+        agent.shutdown_in_turn(shutdown_turn),
+        agent.initialize_in_turn(initialize_turn)
+    );
+
+    assert_eq!(agent.state().status, Status::Initializing);
+    assert!(agent.session().is_none());
+}

@@ -202,7 +202,7 @@ function normalizeFault(fault) {
   if (fault.type === "status") {
     const status = fault.status ?? 503;
     normalized.status = status;
-    if (!Number.isInteger(status) || status < 100 || status > 599) {
+    if (!Number.isInteger(status) || status < 100 || status > 999) {
       throw new TypeError(`invalid fault status ${fault.status}: expected an HTTP status code`);
     }
   }

@@ -2,11 +2,13 @@
 // repo, written through ForumAgent.getAgent().
 
 import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import { XRPCError } from "@atproto/api";
 
 export const CATEGORY = "space.atbb.forum.category";
 const MAX_NAME_LENGTH = 100;
 const MAX_DESCRIPTION_LENGTH = 1000;
+const MAX_BODY_BYTES = 16 * 1024;
 
 /** Returns the Hono app for `forumAgent`, an initialized ForumAgent. */
 export function createApp(forumAgent) {
@@ -36,7 +38,12 @@ export function createApp(forumAgent) {
     return c.json({ categories, cursor: listed.data.cursor });
   });
 
-  app.post("/categories", async (c) => {
+  const limitBody = bodyLimit({
+    maxSize: MAX_BODY_BYTES,
+    onError: (c) => c.json({ error: `body must be at most ${MAX_BODY_BYTES} bytes` }, 413),
+  });
+
+  app.post("/categories", limitBody, async (c) => {
     const input = parseCategory(await c.req.json().catch(() => undefined));
     if (input.error) {
       return c.json({ error: input.error }, 400);

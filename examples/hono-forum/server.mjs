@@ -43,11 +43,16 @@ if (import.meta.url === pathToFileURL(process.argv[1]).href) {
     console.error("FORUM_PDS_URL is not set: give the forum's PDS URL, for example http://127.0.0.1:2583");
     process.exit(2);
   }
+  const port = Number(PORT ?? 3000);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    console.error(`PORT must be a whole number from 0 to 65535, got ${JSON.stringify(PORT)}`);
+    process.exit(2);
+  }
   const server = await startServer({
     pdsUrl: FORUM_PDS_URL,
     handle: FORUM_HANDLE ?? "",
     password: FORUM_PASSWORD ?? "",
-    port: Number(PORT ?? 3000),
+    port,
   });
   console.log(`forum server listening on ${server.url}`);
   for (const signal of ["SIGINT", "SIGTERM"]) {

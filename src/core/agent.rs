@@ -2,6 +2,7 @@
 //! session fresh. It is the only writer of the session and the status, so at most one login or
 //! refresh is in flight per agent.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -63,7 +64,9 @@ struct Run {
 /// The agent's public handle. Dropping it stops the session task.
 pub struct AgentCore {
     shared: Arc<Shared>,
-    run: tokio::sync::Mutex<Option<Run>>,
+    run: Mutex<Option<Run>>,
+    next_turn: AtomicU64,
+    turns_served: Arc<watch::Sender<u64>>,
     /// Parent of every run's cancellation token, cancelled on drop.
     lifetime: CancellationToken,
     /// Cancelled by `shutdown()` to reject the application's requests in flight, then replaced.
@@ -109,7 +112,9 @@ impl AgentCore {
 
         Self {
             shared: Arc::new(shared),
-            run: tokio::sync::Mutex::new(None),
+            run: Mutex::new(None),
+            next_turn: AtomicU64::new(0),
+            turns_served: Arc::new(watch::Sender::new(0)),
             lifetime: CancellationToken::new(),
             requests: Mutex::new(CancellationToken::new()),
         }
@@ -125,6 +130,10 @@ impl AgentCore {
 
     pub(crate) fn subscribe_session(&self) -> watch::Receiver<Option<Arc<Session>>> {
         self.shared.session.subscribe()
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        self.shared.config.request_timeout
     }
 
     pub(crate) fn client(&self) -> &XrpcClient {
@@ -145,10 +154,27 @@ impl AgentCore {
         self.shared.request_refresh(generation);
     }
 
+    /// Takes the next place in the order of lifecycle calls. `initialize_in_turn` and
+    /// `shutdown_in_turn` wait for their turn, so calls take effect in the order their turns were
+    /// taken even though their work runs on the runtime's threads.
+    pub fn take_turn(&self) -> Turn {
+        let number = self.next_turn.fetch_add(1, Ordering::SeqCst) + 1;
+        Turn {
+            number,
+            served: Arc::clone(&self.turns_served),
+        }
+    }
+
     /// Starts the session task unless one is running, then waits until its first login
     /// attempt has ended (success, rejection, or a retry scheduled). Concurrent and repeated
     /// calls share the task. Must be called inside a tokio runtime.
     pub async fn initialize(&self) {
+        self.initialize_in_turn(self.take_turn()).await;
+    }
+
+    /// Does the work of `initialize()` once `turn` comes up.
+    pub async fn initialize_in_turn(&self, turn: Turn) {
+        turn.wait().await;
         if !self.shared.config.credentials_configured() {
             self.shared.emit(
                 Level::Warn,
@@ -159,10 +185,11 @@ impl AgentCore {
         }
 
         let mut first_attempt_done = {
-            let mut run = self.run.lock().await;
+            let mut run = self.lock_run();
             let run = run.get_or_insert_with(|| self.start());
             run.first_attempt_done.clone()
         };
+        drop(turn);
         // An error means the task ended without a first attempt (shutdown): nothing to wait for.
         let _ = first_attempt_done.wait_for(|done| *done).await;
     }
@@ -191,11 +218,17 @@ impl AgentCore {
     /// Stops the session task, aborting any request in flight, and drops the session. When
     /// this returns the task has ended, so no further request or log record comes from it.
     pub async fn shutdown(&self) {
-        let mut run = self.run.lock().await;
+        self.shutdown_in_turn(self.take_turn()).await;
+    }
+
+    /// Does the work of `shutdown()` once `turn` comes up.
+    pub async fn shutdown_in_turn(&self, turn: Turn) {
+        turn.wait().await;
         let requests =
             std::mem::take(&mut *self.requests.lock().unwrap_or_else(PoisonError::into_inner));
         requests.cancel();
-        if let Some(run) = run.take() {
+        let run = self.lock_run().take();
+        if let Some(run) = run {
             run.cancel.cancel();
             // A JoinError here means the task panicked; the task is gone either way.
             let _ = run.task.await;
@@ -204,6 +237,33 @@ impl AgentCore {
         self.shared.session.send_replace(None);
         let configured = self.shared.config.credentials_configured();
         *self.shared.lock_state() = AgentState::initial(configured);
+    }
+
+    fn lock_run(&self) -> std::sync::MutexGuard<'_, Option<Run>> {
+        self.run.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A place in the order of `initialize()` and `shutdown()` calls. Dropping it, done or not, lets
+/// the next call proceed.
+pub struct Turn {
+    number: u64,
+    served: Arc<watch::Sender<u64>>,
+}
+
+impl Turn {
+    async fn wait(&self) {
+        let mut served = self.served.subscribe();
+        // The sender lives in the agent, which outlives every turn.
+        let _ = served.wait_for(|served| *served + 1 >= self.number).await;
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let number = self.number;
+        self.served
+            .send_modify(|served| *served = (*served).max(number));
     }
 }
 

@@ -116,22 +116,28 @@ fn status_message(status: u16, error: Option<&str>, message: Option<&str>) -> St
 /// `RateLimit-Reset` (Unix time in seconds, as the reference PDS sends it). Returns the later of
 /// the two, capped at a day.
 pub fn server_wait(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    let header = |name: &str| headers.get(name)?.to_str().ok().map(str::trim);
 
     let retry_after = header("retry-after").and_then(|value| {
-        let value = value.trim();
-        match value.parse::<u64>() {
-            Ok(seconds) => Some(Duration::from_secs(seconds)),
-            Err(_) => chrono::DateTime::parse_from_rfc2822(value)
-                .ok()
-                .and_then(|date| until(now, date.timestamp())),
+        if is_whole_number(value) {
+            // Too many digits for a u64 is still a request to wait: the cap below applies.
+            return Some(value.parse().map_or(MAX_SERVER_WAIT, Duration::from_secs));
         }
+        let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+        until(now, date.timestamp())
     });
     let reset = header("ratelimit-reset")
-        .and_then(|value| value.trim().parse::<i64>().ok())
-        .and_then(|epoch_seconds| until(now, epoch_seconds));
+        .filter(|value| is_whole_number(value))
+        .and_then(|value| match value.parse::<i64>() {
+            Ok(epoch_seconds) => until(now, epoch_seconds),
+            Err(_) => Some(MAX_SERVER_WAIT),
+        });
 
     retry_after.max(reset).map(|wait| wait.min(MAX_SERVER_WAIT))
+}
+
+fn is_whole_number(value: &str) -> bool {
+    !value.is_empty() && value.bytes().all(|byte| byte.is_ascii_digit())
 }
 
 fn until(now: SystemTime, epoch_seconds: i64) -> Option<Duration> {
@@ -252,6 +258,16 @@ mod tests {
         assert_eq!(server_wait(&headers, now), Some(Duration::ZERO));
 
         headers.insert("ratelimit-reset", HeaderValue::from_static("99999999999"));
+        assert_eq!(server_wait(&headers, now), Some(MAX_SERVER_WAIT));
+
+        headers.insert(
+            "retry-after",
+            HeaderValue::from_static("99999999999999999999999"),
+        );
+        headers.insert(
+            "ratelimit-reset",
+            HeaderValue::from_static("99999999999999999999999"),
+        );
         assert_eq!(server_wait(&headers, now), Some(MAX_SERVER_WAIT));
 
         assert_eq!(server_wait(&HeaderMap::new(), now), None);

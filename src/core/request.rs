@@ -95,8 +95,9 @@ impl AgentCore {
             }
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| RequestError::Invalid(format!("header name {name:?}")))?;
-            let value = HeaderValue::from_str(value)
-                .map_err(|_| RequestError::Invalid(format!("value of header {name}")))?;
+            let value = latin1_bytes(value)
+                .and_then(|bytes| HeaderValue::from_bytes(&bytes).ok())
+                .ok_or_else(|| RequestError::Invalid(format!("value of header {name}")))?;
             builder = builder.header(name, value);
         }
         if let Some(body) = &request.body {
@@ -112,10 +113,7 @@ impl AgentCore {
         let headers = response
             .headers()
             .iter()
-            .map(|(name, value)| {
-                let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-                (name.as_str().to_owned(), value)
-            })
+            .map(|(name, value)| (name.as_str().to_owned(), latin1_string(value.as_bytes())))
             .collect();
         let body = response
             .bytes()
@@ -157,6 +155,21 @@ impl AgentCore {
         let limit = self.client().timeout().max(Duration::from_secs(1));
         tokio::time::timeout(limit, wait).await.ok().flatten()
     }
+}
+
+/// Encodes a header value as fetch's `Headers` holds it, a ByteString: one character per byte.
+/// Returns `None` when a character is above U+00FF, which no header byte can hold.
+fn latin1_bytes(value: &str) -> Option<Vec<u8>> {
+    value
+        .chars()
+        .map(|c| u8::try_from(u32::from(c)).ok())
+        .collect()
+}
+
+/// Decodes header bytes the way fetch does: each byte becomes the character with that code, so
+/// any byte sequence passes through unchanged.
+fn latin1_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|&byte| char::from(byte)).collect()
 }
 
 /// Reports whether a response rejects the access token as expired or not accepted.
@@ -219,6 +232,16 @@ mod tests {
             r#"{"error":"ExpiredToken"}"#
         )));
         assert!(!token_expired(&response(200, "{}")));
+    }
+
+    #[test]
+    fn header_values_round_trip_as_bytes() {
+        let bytes = [b'c', b'a', b'f', 0xE9, 0xC3, 0xA9];
+
+        let text = latin1_string(&bytes);
+        assert_eq!(text, "caf\u{e9}\u{c3}\u{a9}");
+        assert_eq!(latin1_bytes(&text), Some(bytes.to_vec()));
+        assert_eq!(latin1_bytes("caf\u{20ac}"), None);
     }
 
     #[test]

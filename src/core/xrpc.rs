@@ -71,12 +71,10 @@ struct ErrorBody {
 
 impl XrpcClient {
     pub fn new(service: Url, timeout: Duration) -> Result<Self, XrpcError> {
-        // Redirects are not followed: a redirected createSession would carry the password to
-        // a host the caller did not configure.
         let http = Client::builder()
             .user_agent(USER_AGENT)
             .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
+            .redirect(same_origin_redirects())
             .build()
             .map_err(|err| XrpcError::Network(err.to_string()))?;
 
@@ -160,6 +158,25 @@ impl XrpcClient {
         serde_json::from_slice(&bytes)
             .map_err(|err| XrpcError::InvalidResponse(format!("session response: {err}")))
     }
+}
+
+/// Follows redirects within the same origin only, at most 10 in a row. A redirect elsewhere is
+/// returned as the response: following it would carry the password or the access token to a
+/// host the caller did not configure.
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let same_origin = attempt
+            .previous()
+            .last()
+            .is_some_and(|previous| previous.origin() == attempt.url().origin());
+        if attempt.previous().len() > 10 {
+            attempt.error("too many redirects")
+        } else if same_origin {
+            attempt.follow()
+        } else {
+            attempt.stop()
+        }
+    })
 }
 
 /// Turns a non-2xx response into `XrpcError::Status`, reading the XRPC error body when there is
