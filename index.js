@@ -31,10 +31,11 @@ function loadAgentClass() {
 }
 
 /**
- * Reads a fetch-style request body into a string or bytes for the core, with the content type
- * that fetch would add for it (a FormData boundary, a Blob's type).
+ * Converts a fetch-style request body that needs no reading (a string, bytes, form parameters)
+ * into a string or bytes for the core, with the content type fetch would add for it. Returns
+ * `null` for bodies that must be read first.
  */
-async function readBody(body) {
+function bodyNow(body) {
   if (body === undefined || body === null) {
     return { body: undefined };
   }
@@ -53,10 +54,88 @@ async function readBody(body) {
   if (body instanceof URLSearchParams) {
     return { body: body.toString(), contentType: "application/x-www-form-urlencoded;charset=UTF-8" };
   }
-  // Blob, FormData, ReadableStream and async iterables: let Response read them.
+  return null;
+}
+
+/** Reads a Blob, FormData, ReadableStream or async iterable body, as fetch would. */
+async function readBody(body) {
   const response = new Response(body);
   const bytes = new Uint8Array(await response.arrayBuffer());
   return { body: bytes, contentType: response.headers.get("content-type") ?? undefined };
+}
+
+/**
+ * A Response whose body is already in memory. Reading it returns the bytes directly instead of
+ * going through a ReadableStream, which costs more than the rest of the response handling; the
+ * stream is built only if `body` is read.
+ */
+class BufferedResponse extends Response {
+  #bytes;
+  #stream = null;
+  #used = false;
+
+  constructor(bytes, init) {
+    super(null, init);
+    this.#bytes = bytes;
+  }
+
+  get body() {
+    if (this.#bytes === null) {
+      return null;
+    }
+    this.#stream ??= new Response(this.#bytes).body;
+    return this.#stream;
+  }
+
+  get bodyUsed() {
+    return this.#used || (this.#stream !== null && this.#stream.locked);
+  }
+
+  #take() {
+    if (this.bodyUsed) {
+      throw new TypeError("Body is unusable: Body has already been read");
+    }
+    this.#used = true;
+    return this.#bytes ?? new Uint8Array(0);
+  }
+
+  async arrayBuffer() {
+    const bytes = this.#take();
+    // A stream handed out by `body` but not read yet would otherwise yield the body again.
+    await this.#stream?.cancel();
+    return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+  }
+
+  async bytes() {
+    return new Uint8Array(await this.arrayBuffer());
+  }
+
+  async text() {
+    return new TextDecoder().decode(await this.arrayBuffer());
+  }
+
+  async json() {
+    return JSON.parse(await this.text());
+  }
+
+  async blob() {
+    return new Blob([await this.arrayBuffer()], { type: this.headers.get("content-type") ?? "" });
+  }
+
+  async formData() {
+    return new Response(await this.arrayBuffer(), { headers: this.headers }).formData();
+  }
+
+  clone() {
+    if (this.bodyUsed) {
+      throw new TypeError("Response.clone: Body has already been consumed.");
+    }
+    return new BufferedResponse(this.#bytes, {
+      status: this.status,
+      statusText: this.statusText,
+      headers: this.headers,
+    });
+  }
 }
 
 function headerList(headers, contentType) {
@@ -106,11 +185,14 @@ function createAgent(sessionManager) {
     async fetchHandler(url, init = {}) {
       const { signal } = init;
       signal?.throwIfAborted();
-      const timeoutMs = sessionManager.requestTimeoutMs;
-      const { body, contentType } = await settleWithin(readBody(init.body), signal, timeoutMs, "reading the request body");
-      const headers = headerList(init.headers, contentType);
-      const pending = sessionManager.fetch(init.method ?? "GET", String(url), headers, body);
-      const response = await settleWithin(pending, signal);
+      let read = bodyNow(init.body);
+      if (read === null) {
+        const timeoutMs = sessionManager.requestTimeoutMs;
+        read = await settleWithin(readBody(init.body), signal, timeoutMs, "reading the request body");
+      }
+      const headers = headerList(init.headers, read.contentType);
+      const pending = sessionManager.fetch(init.method ?? "GET", String(url), headers, read.body);
+      const response = await (signal ? settleWithin(pending, signal) : pending);
 
       if (response.status < 200 || response.status > 599) {
         throw new Error(`the PDS returned HTTP status ${response.status}, which is outside 200-599`);
@@ -120,7 +202,7 @@ function createAgent(sessionManager) {
         responseHeaders.push([response.headers[i], response.headers[i + 1]]);
       }
       const responseBody = NULL_BODY_STATUSES.has(response.status) ? null : response.body;
-      return new Response(responseBody, { status: response.status, headers: responseHeaders });
+      return new BufferedResponse(responseBody, { status: response.status, headers: responseHeaders });
     },
   };
 

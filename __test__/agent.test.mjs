@@ -262,6 +262,26 @@ test("stopped PDS rejects, not hangs", async () => {
   await agent.shutdown();
 });
 
+test("fetchHandler returns a standard Response", async () => {
+  const { fetchHandler } = forumAgent.getAgent().sessionManager;
+  const url = `/xrpc/com.atproto.repo.describeRepo?repo=${encodeURIComponent(pds.did)}`;
+
+  const response = await fetchHandler(url, { method: "GET" });
+  assert.ok(response instanceof Response);
+  assert.equal(response.status, 200);
+  assert.match(response.headers.get("content-type"), /^application\/json/);
+  const copy = response.clone();
+  assert.equal((await response.json()).did, pds.did);
+  assert.equal(response.bodyUsed, true);
+  await assert.rejects(response.text(), TypeError);
+  const streamed = await new Response(copy.body).json();
+  assert.equal(streamed.did, pds.did);
+
+  const missing = await fetchHandler("/xrpc/com.atproto.repo.getRecord?repo=x&collection=y&rkey=z", {});
+  assert.equal(missing.status, 400);
+  assert.equal((await missing.json()).error, "InvalidRequest");
+});
+
 test("ForumAgent requires new", () => {
   assert.throws(() => ForumAgent(proxy.url, pds.handle, pds.password, recordingLogger()), TypeError);
 });

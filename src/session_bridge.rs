@@ -115,7 +115,7 @@ impl NativeSessionManager {
             Ok(NativeResponse {
                 status: u32::from(response.status),
                 headers,
-                body: Buffer::from(response.body.to_vec()),
+                body: Buffer::from(Vec::from(response.body)),
             })
         })
     }
