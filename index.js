@@ -64,78 +64,84 @@ async function readBody(body) {
   return { body: bytes, contentType: response.headers.get("content-type") ?? undefined };
 }
 
+let BufferedResponse = null;
+
 /**
- * A Response whose body is already in memory. Reading it returns the bytes directly instead of
- * going through a ReadableStream, which costs more than the rest of the response handling; the
- * stream is built only if `body` is read.
+ * Returns the class of Responses whose body is already in memory. Reading one returns the bytes
+ * directly instead of going through a ReadableStream, which costs more than the rest of the
+ * response handling; the stream is built only if `body` is read. The class is defined on first
+ * use because touching the global Response loads Node's fetch implementation (about 8 MB).
  */
-class BufferedResponse extends Response {
-  #bytes;
-  #stream = null;
-  #used = false;
+function bufferedResponseClass() {
+  BufferedResponse ??= class BufferedResponse extends Response {
+    #bytes;
+    #stream = null;
+    #used = false;
 
-  constructor(bytes, init) {
-    super(null, init);
-    this.#bytes = bytes;
-  }
-
-  get body() {
-    if (this.#bytes === null) {
-      return null;
+    constructor(bytes, init) {
+      super(null, init);
+      this.#bytes = bytes;
     }
-    this.#stream ??= new Response(this.#bytes).body;
-    return this.#stream;
-  }
 
-  get bodyUsed() {
-    return this.#used || (this.#stream !== null && this.#stream.locked);
-  }
-
-  #take() {
-    if (this.bodyUsed) {
-      throw new TypeError("Body is unusable: Body has already been read");
+    get body() {
+      if (this.#bytes === null) {
+        return null;
+      }
+      this.#stream ??= new Response(this.#bytes).body;
+      return this.#stream;
     }
-    this.#used = true;
-    return this.#bytes ?? new Uint8Array(0);
-  }
 
-  async arrayBuffer() {
-    const bytes = this.#take();
-    // A stream handed out by `body` but not read yet would otherwise yield the body again.
-    await this.#stream?.cancel();
-    return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
-  }
-
-  async bytes() {
-    return new Uint8Array(await this.arrayBuffer());
-  }
-
-  async text() {
-    return new TextDecoder().decode(await this.arrayBuffer());
-  }
-
-  async json() {
-    return JSON.parse(await this.text());
-  }
-
-  async blob() {
-    return new Blob([await this.arrayBuffer()], { type: this.headers.get("content-type") ?? "" });
-  }
-
-  async formData() {
-    return new Response(await this.arrayBuffer(), { headers: this.headers }).formData();
-  }
-
-  clone() {
-    if (this.bodyUsed) {
-      throw new TypeError("Response.clone: Body has already been consumed.");
+    get bodyUsed() {
+      return this.#used || (this.#stream !== null && this.#stream.locked);
     }
-    return new BufferedResponse(this.#bytes, {
-      status: this.status,
-      statusText: this.statusText,
-      headers: this.headers,
-    });
-  }
+
+    #take() {
+      if (this.bodyUsed) {
+        throw new TypeError("Body is unusable: Body has already been read");
+      }
+      this.#used = true;
+      return this.#bytes ?? new Uint8Array(0);
+    }
+
+    async arrayBuffer() {
+      const bytes = this.#take();
+      // A stream handed out by `body` but not read yet would otherwise yield the body again.
+      await this.#stream?.cancel();
+      return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+    }
+
+    async bytes() {
+      return new Uint8Array(await this.arrayBuffer());
+    }
+
+    async text() {
+      return new TextDecoder().decode(await this.arrayBuffer());
+    }
+
+    async json() {
+      return JSON.parse(await this.text());
+    }
+
+    async blob() {
+      return new Blob([await this.arrayBuffer()], { type: this.headers.get("content-type") ?? "" });
+    }
+
+    async formData() {
+      return new Response(await this.arrayBuffer(), { headers: this.headers }).formData();
+    }
+
+    clone() {
+      if (this.bodyUsed) {
+        throw new TypeError("Response.clone: Body has already been consumed.");
+      }
+      return new BufferedResponse(this.#bytes, {
+        status: this.status,
+        statusText: this.statusText,
+        headers: this.headers,
+      });
+    }
+  };
+  return BufferedResponse;
 }
 
 function headerList(headers, contentType) {
@@ -202,6 +208,7 @@ function createAgent(sessionManager) {
         responseHeaders.push([response.headers[i], response.headers[i + 1]]);
       }
       const responseBody = NULL_BODY_STATUSES.has(response.status) ? null : response.body;
+      const BufferedResponse = bufferedResponseClass();
       return new BufferedResponse(responseBody, { status: response.status, headers: responseHeaders });
     },
   };
