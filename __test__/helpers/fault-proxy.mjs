@@ -8,7 +8,8 @@
 //   await proxy.close();
 
 import http from "node:http";
-import net from "node:net";
+
+import { freePort } from "../../tools/local-pds/index.mjs";
 
 const LOOPBACK = "127.0.0.1";
 const LOOPBACK_HOSTNAMES = new Set(["127.0.0.1", "localhost", "[::1]"]);
@@ -163,14 +164,7 @@ export async function startFaultProxy(targetUrl) {
 
 /** Returns a port on 127.0.0.1 that nothing listened on a moment ago (connections get refused). */
 export function closedPort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, LOOPBACK, () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
+  return freePort();
 }
 
 function parseTarget(url) {

@@ -146,3 +146,15 @@ async fn read_request(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<Se
         body,
     })
 }
+
+/// Appends what the stream has to `buffer`; `None` at end of stream or on an error.
+async fn read_more(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<()> {
+    let mut chunk = [0u8; 8192];
+    let read = stream
+        .read(&mut chunk)
+        .await
+        .ok()
+        .filter(|read| *read > 0)?;
+    buffer.extend_from_slice(&chunk[..read]);
+    Some(())
+}
