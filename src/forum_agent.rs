@@ -77,6 +77,7 @@ impl ForumAgent {
     /// `RangeError` naming the argument when an argument is invalid.
     #[napi(
         constructor,
+        catch_unwind,
         ts_args_type = "pdsUrl: string, handle: string, password: string, logger: Logger, options?: ForumAgentOptions"
     )]
     pub fn new(
@@ -119,7 +120,7 @@ impl ForumAgent {
     /// Logs in to the PDS. Resolves once the first attempt has ended: logged in, rejected, or
     /// a retry scheduled (retries go on in the background). Never rejects because of the PDS.
     /// Repeated and concurrent calls share one login; after `shutdown()` it starts afresh.
-    #[napi(ts_return_type = "Promise<void>")]
+    #[napi(ts_return_type = "Promise<void>", catch_unwind)]
     pub fn initialize<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
         // The turn is taken here, on the JavaScript thread, so that initialize() and shutdown()
         // take effect in the order JavaScript called them.
@@ -132,7 +133,7 @@ impl ForumAgent {
     }
 
     /// Reports whether the agent has a usable session.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn is_authenticated(&self) -> bool {
         self.core.state().authenticated
     }
@@ -141,7 +142,7 @@ impl ForumAgent {
     /// or `null` while not authenticated. The same Agent is returned each time; its requests
     /// carry the current access token and survive refreshes. Throws when `@atproto/api` is not
     /// installed.
-    #[napi(ts_return_type = "ForumAgentApi | null")]
+    #[napi(ts_return_type = "ForumAgentApi | null", catch_unwind)]
     pub fn get_agent(&self) -> Option<NativeSessionManager> {
         if !self.core.state().authenticated || self.core.session().is_none() {
             return None;
@@ -150,14 +151,14 @@ impl ForumAgent {
     }
 
     /// Returns the agent's health: status, whether it is authenticated, and retry details.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn get_status(&self) -> ForumAgentState {
         ForumAgentState::from(self.core.state())
     }
 
     /// Stops refreshing and retrying, aborts any request in flight, and drops the session.
     /// After it resolves no request is sent and the logger is not called again.
-    #[napi(ts_return_type = "Promise<void>")]
+    #[napi(ts_return_type = "Promise<void>", catch_unwind)]
     pub fn shutdown<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
         let turn = self.core.take_turn();
         let core = Arc::clone(&self.core);

@@ -48,19 +48,19 @@ impl NativeSessionManager {
 #[napi]
 impl NativeSessionManager {
     /// Returns the DID of the session, or `undefined` while logged out.
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn did(&self) -> Option<String> {
         self.core.session().map(|session| session.did.clone())
     }
 
     /// Returns the timeout of each request to the PDS, in milliseconds.
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn request_timeout_ms(&self) -> u32 {
         u32::try_from(self.core.request_timeout().as_millis()).unwrap_or(u32::MAX)
     }
 
     /// Returns the public part of the session, or `undefined` while logged out.
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn session(&self) -> Option<ForumAgentSession> {
         self.core.session().map(|session| ForumAgentSession {
             did: session.did.clone(),
@@ -74,7 +74,7 @@ impl NativeSessionManager {
 
     /// Sends one request to the PDS with the session's access token. `url` is relative to the
     /// PDS (`/xrpc/<nsid>?<params>`); `headers` alternates names and values.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn fetch<'env>(
         &self,
         env: &'env Env,

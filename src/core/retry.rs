@@ -5,7 +5,8 @@ use std::time::Duration;
 /// Delays before each retry of a login (or refresh) that failed for a transient reason.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// Delay before retry n (0-based); retries past the end reuse the last delay. Never empty.
+    /// Delay before retry n (0-based); retries past the end reuse the last delay. The
+    /// constructor's option check keeps it non-empty; an empty list means no delay.
     pub delays: Vec<Duration>,
     /// Transient failures tolerated before giving up: `max_retries` retries follow the first
     /// attempt.
@@ -28,8 +29,8 @@ impl RetryPolicy {
     /// Returns the delay before the retry that follows `failures` transient failures
     /// (`failures >= 1`), never shorter than the wait the server asked for.
     pub fn delay_after(&self, failures: u32, server_wait: Option<Duration>) -> Duration {
-        let index = (failures.saturating_sub(1) as usize).min(self.delays.len() - 1);
-        let scheduled = self.delays[index];
+        let index = (failures.saturating_sub(1) as usize).min(self.delays.len().saturating_sub(1));
+        let scheduled = self.delays.get(index).copied().unwrap_or_default();
 
         match server_wait {
             Some(wait) if wait > scheduled => wait,
