@@ -69,7 +69,7 @@ let BufferedResponse = null;
 /**
  * Returns the class of Responses whose body is already in memory. Reading one returns the bytes
  * directly instead of going through a ReadableStream, which costs more than the rest of the
- * response handling; the stream is built only if `body` is read. The class is defined on first
+ * response handling. The stream is built only if `body` is read. The class is defined on first
  * use because touching the global Response loads Node's fetch implementation (about 8 MB).
  */
 function bufferedResponseClass() {

@@ -11,7 +11,7 @@ use url::Url;
 use crate::core::retry::RetryPolicy;
 use crate::logger::METHODS;
 
-/// Longest delay or interval accepted, in milliseconds: one day.
+/// Maximum delay or interval accepted, in milliseconds: one day.
 const MAX_DELAY_MS: f64 = 86_400_000.0;
 const MAX_RETRIES_LIMIT: f64 = 1_000.0;
 const MAX_RETRY_DELAYS: u32 = 100;

@@ -10,7 +10,7 @@ export const { ForumAgent } = require("../../index.js");
 
 /**
  * Returns a logger in the style of a class instance: its methods use `this`, so a call with
- * `this` unbound throws. `lines` holds [level, message, context] for every call.
+ * `this` unbound throws. `lines` contains [level, message, context] for every call.
  */
 export function recordingLogger() {
   class RecordingLogger {

@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::header::HeaderMap;
 
-/// The longest wait a `Retry-After` or `RateLimit-Reset` header can impose: the reference PDS
+/// Maximum wait that a `Retry-After` or `RateLimit-Reset` header can impose: the reference PDS
 /// resets its daily createSession limit after at most a day.
 const MAX_SERVER_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -30,7 +30,7 @@ pub enum XrpcError {
     #[error("request to the PDS timed out after {} ms", .0.as_millis())]
     Timeout(Duration),
 
-    /// The PDS answered with a non-2xx status.
+    /// The PDS returned a non-2xx status.
     #[error("{}", status_message(*.status, .error.as_deref(), .message.as_deref()))]
     Status {
         status: u16,
@@ -45,7 +45,7 @@ pub enum XrpcError {
     InvalidResponse(String),
 }
 
-/// How the agent reacts to an error.
+/// Class of an error, which decides whether the agent retries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
     /// The PDS rejected the credentials or the token: never retried with the same secret.
@@ -112,7 +112,7 @@ fn status_message(status: u16, error: Option<&str>, message: Option<&str>) -> St
     }
 }
 
-/// Reads the wait the PDS asks for: `Retry-After` (seconds or an HTTP date) and
+/// Reads the wait the PDS requests: `Retry-After` (seconds or an HTTP date) and
 /// `RateLimit-Reset` (Unix time in seconds, as the reference PDS sends it). Returns the later of
 /// the two, capped at a day.
 pub fn server_wait(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {

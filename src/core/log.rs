@@ -42,7 +42,8 @@ pub trait LogSink: Send + Sync + 'static {
 }
 
 /// Replaces every occurrence of each secret in `text` with `[redacted]`, so an error message
-/// that echoes a request back cannot leak the password or a token into the logs.
+/// that echoes a request back does not leak the password or a token into the logs. Secrets
+/// shorter than 4 characters are left alone, because replacing them would mangle the text.
 pub fn scrub(text: &str, secrets: &[&Secret]) -> String {
     let mut scrubbed = text.to_owned();
     for secret in secrets {

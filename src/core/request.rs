@@ -157,8 +157,8 @@ impl AgentCore {
     }
 }
 
-/// Encodes a header value as fetch's `Headers` holds it, a ByteString: one character per byte.
-/// Returns `None` when a character is above U+00FF, which no header byte can hold.
+/// Encodes a header value as fetch's `Headers` stores it, a ByteString: one character per byte.
+/// Returns `None` when a character is above U+00FF, because no header byte can represent it.
 fn latin1_bytes(value: &str) -> Option<Vec<u8>> {
     value
         .chars()

@@ -44,7 +44,7 @@ impl RetryPolicy {
     }
 }
 
-/// Longest margin kept between a proactive refresh and the access token's expiry.
+/// Maximum margin kept between a proactive refresh and the access token's expiry.
 const MAX_REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 
 /// Shortest gap between two proactive refreshes, so a token that is already expired (or a

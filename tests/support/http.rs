@@ -102,13 +102,7 @@ async fn read_request(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<Se
         if let Some(end) = buffer.windows(4).position(|window| window == b"\r\n\r\n") {
             break end + 4;
         }
-        let mut chunk = [0u8; 8192];
-        let read = stream
-            .read(&mut chunk)
-            .await
-            .ok()
-            .filter(|read| *read > 0)?;
-        buffer.extend_from_slice(&chunk[..read]);
+        read_more(stream, buffer).await?;
     };
 
     let head = String::from_utf8(buffer[..head_end].to_vec()).ok()?;
@@ -129,13 +123,7 @@ async fn read_request(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<Se
         .unwrap_or(0);
 
     while buffer.len() < head_end + length {
-        let mut chunk = [0u8; 8192];
-        let read = stream
-            .read(&mut chunk)
-            .await
-            .ok()
-            .filter(|read| *read > 0)?;
-        buffer.extend_from_slice(&chunk[..read]);
+        read_more(stream, buffer).await?;
     }
     let body = buffer[head_end..head_end + length].to_vec();
     buffer.drain(..head_end + length);
